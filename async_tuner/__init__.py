@@ -1,0 +1,26 @@
+"""Concurrent black-box parameter tuning on anyio.
+
+A drop-in re-creation of ``rekall.tuner``: the same constructor arguments, ``tune()`` five-tuple
+and strategies, run as coroutines on one bounded pool of workers (threads, processes, any
+``concurrent.futures.Executor``, or the event loop itself for ``async def`` functions).
+"""
+
+from ._engine import Tuner
+from ._run import Scope
+from ._types import AsyncTunerError, ResumeError, SearchSpaceError, Trial, TrialStatus, TuneResult
+from .strategies._grid import GridTuner
+from .strategies._random import RandomTuner
+
+__all__ = [
+    "AsyncTunerError",
+    "GridTuner",
+    "RandomTuner",
+    "ResumeError",
+    "Scope",
+    "SearchSpaceError",
+    "Trial",
+    "TrialStatus",
+    "TuneResult",
+    "Tuner",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,542 @@
+"""One run of a strategy: the budget, the worker pool, the trial records and the best so far.
+
+Implementation notes. Strategies are coroutines that call ``Scope.evaluate`` from any number of
+tasks. A trial is created, its cost reserved and its id assigned synchronously in ``prepare``,
+before any await, so the order of trials is the order in which the strategy asked for them,
+whatever the backend's scheduler and the completion order; the budget can never be overshot by
+trials racing each other, because a trial that does not fit is refused before it starts. The
+evaluation itself then waits for one of ``num_workers`` slots (one capacity limiter for the whole
+run, shared by nested scopes), and the per-trial timeout starts only once it has a slot.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import reprlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from ._journal import RunLog, record_to_trial, to_jsonable
+from ._options import is_real
+from ._progress import Progress
+from ._runner import Interrupts
+from ._space import SearchSpace, config_key
+from ._threads import EvaluationError, ExecutorWorkers, ThreadWorkers, describe_exception
+from ._types import Trial, TrialStatus, TuneResult
+
+if TYPE_CHECKING:
+    from ._engine import Tuner
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL = 0.02  # seconds of inline evaluations between yields to the event loop
+
+ReplayKey = tuple[Any, ...]
+
+
+class Scope:
+    """A strategy's handle on a run: evaluates configurations within a budget.
+
+    A scope made by ``child`` has a cap of its own, counted against every enclosing scope
+    too, and puts its ``bracket`` label on its trials.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        limit: float,
+        rng: random.Random,
+        bracket: int | None = None,
+        parent: Scope | None = None,
+    ) -> None:
+        self._run = run
+        self._limit = limit
+        self._parent = parent
+        self._refused = False
+        self.spent: float = 0
+        self.rng = rng
+        self.bracket = bracket
+        self.best: Trial | None = None
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space of the run."""
+        return self._run.space
+
+    @property
+    def maximize(self) -> bool:
+        """Whether higher scores are better."""
+        return self._run.maximize
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether this scope, an enclosing one or the run has refused a trial."""
+        scope: Scope | None = self
+        while scope is not None:
+            if scope._refused:
+                return True
+            scope = scope._parent
+        return self._run.stopped
+
+    @property
+    def remaining(self) -> float:
+        """Budget left here: the least of what each enclosing scope has left."""
+        left = math.inf
+        scope: Scope | None = self
+        while scope is not None:
+            left = min(left, scope._limit - scope.spent)
+            scope = scope._parent
+        return left
+
+    def child(
+        self,
+        *,
+        budget: float | None = None,
+        bracket: int | None = None,
+        rng: random.Random | None = None,
+    ) -> Scope:
+        """Return a nested scope with its own cap, bracket label and random generator."""
+        return Scope(
+            self._run,
+            limit=math.inf if budget is None else budget,
+            rng=self.rng if rng is None else rng,
+            bracket=self.bracket if bracket is None else bracket,
+            parent=self,
+        )
+
+    def is_better(self, a: float | None, b: float | None) -> bool:
+        """Whether score ``a`` is strictly better than ``b``; None and NaN are worst."""
+        return self._run.is_better(a, b)
+
+    def log_msg(self, msg: str) -> None:
+        """Write a line to the run's text log."""
+        self._run.log_msg(msg)
+
+    async def evaluate(
+        self, config: dict[str, Any], *, resource: float | None = None, rung: int | None = None
+    ) -> Trial | None:
+        """Evaluate one configuration and return its finished trial.
+
+        With ``resource`` set, ``eval_fn`` is called as ``eval_fn(config, resource)`` and the
+        trial costs ``resource``; otherwise it costs 1. Returns None, and runs nothing, when the
+        cost does not fit the budget left or the run's time budget is over. If the caller is
+        cancelled, the evaluation is cancelled too and the trial is not recorded as finished.
+        """
+        trial = self._run.prepare(self, config, resource, rung)
+        if trial is not None:
+            await self._run.execute(self, trial)
+        return trial
+
+    async def evaluate_many(
+        self,
+        configs: Iterable[dict[str, Any]],
+        *,
+        resource: float | None = None,
+        rung: int | None = None,
+    ) -> list[Trial]:
+        """Evaluate configurations concurrently on the pool; return the trials that ran.
+
+        The trials are in the order of ``configs``. When the budget runs out, the rest of
+        ``configs`` is not consumed, so the result is a prefix.
+        """
+        return await self._run.execute_many(self, configs, resource, rung)
+
+    def _reserve(self, cost: float) -> bool:
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.spent + cost > scope._limit:
+                scope._refused = True
+                return False
+            scope = scope._parent
+        scope = self
+        while scope is not None:
+            scope.spent += cost
+            scope = scope._parent
+        return True
+
+    def _offer_best(self, trial: Trial) -> None:
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.best is None or self._run.beats(trial, scope.best):
+                scope.best = trial
+            scope = scope._parent
+
+
+class Run:
+    """State and machinery of one ``tune()`` call."""
+
+    def __init__(
+        self,
+        tuner: Tuner,
+        *,
+        inline: bool,
+        interrupts: Interrupts | None,
+        log: RunLog | None,
+        replay: list[dict[str, Any]],
+        strategy_name: str,
+    ) -> None:
+        self.tuner = tuner
+        self.space = tuner.space
+        self.maximize = tuner.maximize
+        self.trials: list[Trial] = []
+        self.stopped = False
+        self._positions: dict[int, int] = {}
+        self._best: Trial | None = None
+        self._inline = inline
+        self._interrupts = interrupts
+        self._log = log
+        self._strategy_name = strategy_name
+        self._is_async = tuner._is_async
+        self._eval_fn: Callable[..., Any] = tuner.eval_fn
+        self._copy_config: Callable[[dict[str, Any]], dict[str, Any]] = (
+            dict.copy if self.space.immutable_values else copy.deepcopy
+        )
+        self._limiter = anyio.CapacityLimiter(tuner.num_workers)
+        self._backend: Any = None
+        self._timeout = tuner.trial_timeout
+        self._deadline: float | None = None
+        self._warned_abandoned = False
+        self._last_checkpoint = time.perf_counter()
+        self._progress = Progress(
+            tuner.budget, enabled=tuner.show_loading, description=strategy_name
+        )
+        self._replay: dict[ReplayKey, deque[dict[str, Any]]] = {}
+        for record in replay:
+            key = _replay_key(
+                record["config"], record.get("resource"), record.get("bracket"), record.get("rung")
+            )
+            self._replay.setdefault(key, deque()).append(record)
+        self._next_id = 1 + max((int(record["trial_id"]) for record in replay), default=-1)
+        self._known_best: tuple[float, dict[str, Any]] | None = None
+        if tuner.start_config is not None and tuner.start_score is not None:
+            self._known_best = (float(tuner.start_score), tuner.start_config)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        """Start the workers and the time budget; ``stack`` closes them."""
+        tuner = self.tuner
+        if tuner.time_budget is not None:
+            self._deadline = anyio.current_time() + tuner.time_budget
+        if self._is_async or self._inline:
+            return
+        if tuner.executor == "thread":
+            threads = ThreadWorkers(self._eval_fn, tuner.num_workers)
+            stack.callback(threads.close)
+            self._backend = threads
+        elif tuner.executor == "process":
+            from ._process import ProcessWorkers
+
+            self._backend = await stack.enter_async_context(
+                ProcessWorkers(self._eval_fn, tuner.num_workers)
+            )
+        else:
+            self._backend = ExecutorWorkers(self._eval_fn, tuner.executor)
+
+    def root_scope(self, rng: random.Random) -> Scope:
+        """Return the scope that spans the whole budget."""
+        self._root = Scope(self, limit=self.tuner.budget, rng=rng)
+        return self._root
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        self._progress.close()
+
+    @property
+    def cost(self) -> float:
+        """Cost spent so far, replayed trials included."""
+        return self._root.spent
+
+    # ----------------------------------------------------------------- trials
+
+    def prepare(
+        self, scope: Scope, config: dict[str, Any], resource: float | None, rung: int | None
+    ) -> Trial | None:
+        """Create the next trial and reserve its cost, or return None when it does not fit."""
+        if self.stopped:
+            return None
+        if self._deadline is not None and anyio.current_time() >= self._deadline:
+            self._stop("the time budget of %s s is over", self.tuner.time_budget)
+            return None
+        cost = 1 if resource is None else resource
+        if not scope._reserve(cost):
+            if self._root._refused:
+                self._stop("the budget of %s is spent", self.tuner.budget)
+            return None
+        if self._replay:
+            trial = self._replayed(scope, config, resource, rung)
+            if trial is not None:
+                return trial
+        trial = Trial(
+            trial_id=self._next_id,
+            config=config,
+            cost=cost,
+            resource=resource,
+            bracket=scope.bracket,
+            rung=rung,
+        )
+        self._next_id += 1
+        self._positions[id(trial)] = len(self.trials)
+        self.trials.append(trial)
+        return trial
+
+    def _replayed(
+        self, scope: Scope, config: dict[str, Any], resource: float | None, rung: int | None
+    ) -> Trial | None:
+        records = self._replay.get(_replay_key(config, resource, scope.bracket, rung))
+        if not records:
+            return None
+        trial = record_to_trial(records.popleft(), config)
+        self._positions[id(trial)] = len(self.trials)
+        self.trials.append(trial)
+        self._finish(scope, trial, write=False)
+        return trial
+
+    def _stop(self, reason: str, value: Any) -> None:
+        if not self.stopped:
+            self.stopped = True
+            logger.info("No new trials: " + reason, value)
+
+    async def execute_many(
+        self,
+        scope: Scope,
+        configs: Iterable[dict[str, Any]],
+        resource: float | None,
+        rung: int | None,
+    ) -> list[Trial]:
+        """Run ``configs`` with up to ``num_workers`` at once; see ``Scope.evaluate_many``."""
+        pending = iter(configs)
+        trials: list[Trial] = []
+
+        async def work() -> None:
+            for config in pending:
+                trial = self.prepare(scope, config, resource, rung)
+                if trial is None:
+                    return
+                trials.append(trial)
+                await self.execute(scope, trial)
+
+        if self._inline:
+            await work()
+            return trials
+        async with anyio.create_task_group() as group:
+            for _ in range(self.tuner.num_workers):
+                group.start_soon(work)
+        return trials
+
+    async def execute(self, scope: Scope, trial: Trial) -> None:
+        """Evaluate a prepared trial and record its outcome."""
+        if trial.status is not TrialStatus.RUNNING:
+            return  # replayed from the log
+        args = self._arguments(trial)
+        if self._inline:
+            await self._execute_inline(trial, args)
+        else:
+            async with self._limiter:
+                await self._execute_in_pool(trial, args)
+        self._finish(scope, trial, write=True)
+
+    def _arguments(self, trial: Trial) -> tuple[Any, ...]:
+        config = self._copy_config(trial.config)
+        return (config,) if trial.resource is None else (config, trial.resource)
+
+    async def _execute_inline(self, trial: Trial, args: tuple[Any, ...]) -> None:
+        interrupts = self._interrupts
+        trial.started_at = time.time()
+        start = time.perf_counter()
+        try:
+            if interrupts is not None:
+                interrupts.inline_call = True
+            try:
+                output = self._eval_fn(*args)
+            finally:
+                if interrupts is not None:
+                    interrupts.inline_call = False
+        except KeyboardInterrupt:
+            if interrupts is None:
+                raise
+            interrupts.request()
+            await anyio.lowlevel.checkpoint()
+            raise  # only reached if the cancellation did not arrive
+        except Exception as exc:
+            self._fail(trial, *describe_exception(exc), start=start)
+        else:
+            self._complete(trial, output, start)
+        now = time.perf_counter()
+        if now - self._last_checkpoint >= CHECKPOINT_INTERVAL:
+            self._last_checkpoint = now
+            await anyio.lowlevel.checkpoint()
+
+    async def _execute_in_pool(self, trial: Trial, args: tuple[Any, ...]) -> None:
+        logger.debug("Trial %d started", trial.trial_id)
+        trial.started_at = time.time()
+        start = time.perf_counter()
+        output: Any = None
+        with anyio.move_on_after(self._timeout) as deadline:
+            try:
+                if self._is_async:
+                    output = await self._eval_fn(*args)
+                else:
+                    output = await self._backend.run(*args)
+            except EvaluationError as exc:
+                self._fail(trial, exc.error, exc.traceback, start=start)
+                return
+            except Exception as exc:
+                if type(exc).__name__ == "WorkerEvaluationError":
+                    self._fail(trial, exc.error, exc.traceback, start=start)  # type: ignore[attr-defined]
+                else:
+                    self._fail(trial, *describe_exception(exc), start=start)
+                return
+        if deadline.cancelled_caught:
+            self._time_out(trial, start)
+            return
+        self._complete(trial, output, start)
+
+    def _complete(self, trial: Trial, output: Any, start: float) -> None:
+        trial.duration = time.perf_counter() - start
+        tuner = self.tuner
+        try:
+            score = tuner.score_fn(output)
+        except Exception as exc:
+            error, text = describe_exception(exc)
+            self._fail(trial, f"score_fn failed: {error}", text, start=None)
+            return
+        if not is_real(score):
+            self._fail(
+                trial, _invalid_score_message(output, score, tuner._custom_score_fn), "", start=None
+            )
+            return
+        try:
+            trial.logged = tuner.score_log_fn(output)
+        except Exception as exc:
+            error, text = describe_exception(exc)
+            self._fail(trial, f"score_log_fn failed: {error}", text, start=None)
+            return
+        trial.score = float(score)
+        trial.status = TrialStatus.OK
+
+    def _fail(self, trial: Trial, error: str, traceback_text: str, *, start: float | None) -> None:
+        if start is not None:
+            trial.duration = time.perf_counter() - start
+        trial.status = TrialStatus.FAILED
+        trial.error = error
+        trial.traceback = traceback_text or None
+        trial.score = None
+
+    def _time_out(self, trial: Trial, start: float) -> None:
+        trial.duration = time.perf_counter() - start
+        trial.status = TrialStatus.TIMED_OUT
+        trial.error = f"timed out after {self._timeout} s"
+        if (
+            isinstance(self._backend, (ThreadWorkers, ExecutorWorkers))
+            and not self._warned_abandoned
+        ):
+            self._warned_abandoned = True
+            logger.warning(
+                "Trial %d timed out after %s s; its evaluation cannot be stopped and goes on in a "
+                'background thread (Python cannot kill threads). Use executor="process" to kill '
+                "timed-out evaluations.",
+                trial.trial_id,
+                self._timeout,
+            )
+
+    def _finish(self, scope: Scope, trial: Trial, *, write: bool) -> None:
+        if trial.finished_at is None:
+            trial.finished_at = time.time()
+        if write and self._log is not None:
+            self._log.write_trial(trial)
+        self._progress.advance(trial.cost)
+        if trial.status is TrialStatus.OK and trial.score is not None:
+            if math.isfinite(trial.score):
+                scope._offer_best(trial)
+                if self._best is None or self.beats(trial, self._best):
+                    self._best = trial
+                    self._progress.show_best(trial.score)
+                    if self._log is not None and write:
+                        self._log.write_message(
+                            f"new best score {trial.score!r} at trial {trial.trial_id}: "
+                            f"{json.dumps(to_jsonable(trial.config))}"
+                        )
+            logger.info(
+                "Trial %d finished with score %r (best %r)",
+                trial.trial_id,
+                trial.score,
+                None if self._best is None else self._best.score,
+            )
+        elif not trial.replayed:
+            logger.warning("Trial %d %s: %s", trial.trial_id, trial.status.value, trial.error)
+
+    # ----------------------------------------------------------------- best
+
+    def is_better(self, a: float | None, b: float | None) -> bool:
+        """Whether score ``a`` is strictly better than ``b``; None and NaN are worst."""
+        if a is None or math.isnan(a):
+            return False
+        if b is None or math.isnan(b):
+            return True
+        return a > b if self.maximize else a < b
+
+    def beats(self, trial: Trial, incumbent: Trial) -> bool:
+        """Whether ``trial`` replaces ``incumbent`` as best; on equal scores the earlier wins.
+
+        "Earlier" is the order in which the strategy asked for the trials, so the best does not
+        depend on which trial finished first.
+        """
+        if trial.score is not None and trial.score == incumbent.score:
+            return self._positions[id(trial)] < self._positions[id(incumbent)]
+        return self.is_better(trial.score, incumbent.score)
+
+    def log_msg(self, msg: str) -> None:
+        """Write a line to the text log, if the run has one."""
+        logger.info("%s", msg)
+        if self._log is not None:
+            self._log.write_message(msg)
+
+    def result(self) -> TuneResult:
+        """Return the five-tuple result of the trials so far."""
+        best_score: float | None = None
+        best_config: dict[str, Any] | None = None
+        if self._best is not None:
+            best_score = self._best.score
+            best_config = self._best.config
+        if self._known_best is not None and self.is_better(self._known_best[0], best_score):
+            best_score, best_config = self._known_best
+        if best_config is not None:
+            best_config = self._copy_config(best_config)
+        completed = [trial for trial in self.trials if trial.status is TrialStatus.OK]
+        return TuneResult(
+            best_score=best_score,
+            best_config=best_config,
+            score_history=[trial.score for trial in completed],  # type: ignore[misc]
+            execution_times=[trial.duration for trial in completed],  # type: ignore[misc]
+            total_cost=self.cost,
+        )
+
+
+def _replay_key(config: Mapping[str, Any], resource: Any, bracket: Any, rung: Any) -> ReplayKey:
+    plain = json.loads(json.dumps(to_jsonable(dict(config))))
+    return (config_key(plain), resource, bracket, rung)
+
+
+def _invalid_score_message(output: Any, score: Any, custom_score_fn: bool) -> str:
+    shown = reprlib.repr(score)
+    if custom_score_fn:
+        return (
+            f"score_fn returned {shown} of type {type(score).__name__}, which is not a real "
+            "number; make score_fn return an int or a float"
+        )
+    return (
+        f"eval_fn returned {shown} of type {type(output).__name__}, which is not a real number; "
+        "return an int or a float, or pass score_fn=... to extract the score from the output"
+    )

@@ -1,0 +1,123 @@
+"""Run a tuning coroutine from synchronous code, and turn Ctrl-C into a clean cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+JOIN_POLL_INTERVAL = 0.1  # seconds between checks for Ctrl-C while a helper thread runs the loop
+
+
+class Interrupts:
+    """Ctrl-C handling for one run owned by ``Tuner.tune()``.
+
+    The first Ctrl-C cancels the run: workers are stopped, the log is flushed, and ``tune()``
+    then raises ``KeyboardInterrupt``. While an evaluation runs inline on the loop's thread,
+    the first Ctrl-C raises ``KeyboardInterrupt`` inside it at once, as it would in a plain
+    loop, and the engine turns that into the same cancellation. A second Ctrl-C raises
+    ``KeyboardInterrupt`` wherever the main thread is, so a stuck cleanup cannot hang the
+    interpreter.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.inline_call = False
+        self._count = 0
+        self._cancel: Callable[[], None] | None = None
+
+    def bind(self, cancel: Callable[[], None]) -> None:
+        """Set the thread-safe function that cancels the run."""
+        self._cancel = cancel
+
+    def request(self) -> None:
+        """Cancel the run because of Ctrl-C; callable from any thread."""
+        self.requested = True
+        if self._cancel is not None:
+            self._cancel()
+
+    def handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        """Handle SIGINT in the main thread."""
+        self._count += 1
+        if self._count > 1 or self.inline_call or self._cancel is None:
+            self.requested = True
+            raise KeyboardInterrupt
+        self.request()
+
+
+def loop_running() -> bool:
+    """Whether an asyncio event loop runs in this thread, as in a Jupyter notebook."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_here(main: Callable[[Interrupts], Awaitable[T]]) -> T:
+    """Run ``main`` on a new asyncio loop in this thread.
+
+    In the main thread, Ctrl-C is handled by ``Interrupts`` for the duration of the run, unless
+    the application has installed a SIGINT handler of its own.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C cancelled the run.
+    """
+    interrupts = Interrupts()
+    installed = False
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupts.handle_signal)
+            installed = True
+    try:
+        result = anyio.run(main, interrupts)
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)
+    if interrupts.requested:
+        raise KeyboardInterrupt
+    return result
+
+
+def run_in_thread(main: Callable[[Interrupts], Awaitable[T]]) -> T:
+    """Run ``main`` on a new event loop in a helper thread and wait for it.
+
+    For callers whose thread already runs a loop (a notebook cell): the loop cannot be
+    re-entered, so a second loop runs beside it. Ctrl-C while waiting cancels the run.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C cancelled the run.
+    """
+    interrupts = Interrupts()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = anyio.run(main, interrupts)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="async_tuner-loop")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(JOIN_POLL_INTERVAL)
+    except KeyboardInterrupt:
+        interrupts.request()
+        thread.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    if interrupts.requested:
+        raise KeyboardInterrupt
+    result: T = outcome["result"]
+    return result

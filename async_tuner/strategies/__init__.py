@@ -1,0 +1,1 @@
+"""The search strategies; import them from ``async_tuner``."""
