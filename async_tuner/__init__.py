@@ -8,16 +8,22 @@ and strategies, run as coroutines on one bounded pool of workers (threads, proce
 from ._engine import Tuner
 from ._run import Scope
 from ._types import AsyncTunerError, ResumeError, SearchSpaceError, Trial, TrialStatus, TuneResult
+from .strategies._coordinate_descent import CoordinateDescentTuner
 from .strategies._grid import GridTuner
+from .strategies._hyperband import HyperbandTuner
 from .strategies._random import RandomTuner
+from .strategies._successive_halving import SuccessiveHalvingTuner
 
 __all__ = [
     "AsyncTunerError",
+    "CoordinateDescentTuner",
     "GridTuner",
+    "HyperbandTuner",
     "RandomTuner",
     "ResumeError",
     "Scope",
     "SearchSpaceError",
+    "SuccessiveHalvingTuner",
     "Trial",
     "TrialStatus",
     "TuneResult",

@@ -10,10 +10,10 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -133,10 +133,16 @@ class Tuner:
 
     # ----------------------------------------------------------------- strategy hooks
 
-    async def tune_impl(self, scope: Scope) -> None:
-        """Run the strategy; subclasses declare their options as keyword-only parameters."""
-        msg = f"{type(self).__name__} is not a strategy; use RandomTuner, GridTuner, ..."
-        raise NotImplementedError(msg)
+    if TYPE_CHECKING:
+        # Each strategy declares its own keyword-only options, which a fixed base signature
+        # would reject as incompatible overrides.
+        tune_impl: Callable[..., Coroutine[Any, Any, None]]
+    else:
+
+        async def tune_impl(self, scope: Scope, **options: Any) -> None:
+            """Run the strategy; subclasses declare their options as keyword-only parameters."""
+            msg = f"{type(self).__name__} is not a strategy; use RandomTuner, GridTuner, ..."
+            raise NotImplementedError(msg)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Validate strategy options before anything runs; subclasses override it."""

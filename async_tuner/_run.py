@@ -499,7 +499,7 @@ class Run:
 
     def log_msg(self, msg: str) -> None:
         """Write a line to the text log, if the run has one."""
-        logger.info("%s", msg)
+        logger.debug("log_msg: %s", msg)
         if self._log is not None:
             self._log.write_message(msg)
 

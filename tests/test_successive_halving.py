@@ -210,7 +210,7 @@ async def test_successive_halving_rung_runs_concurrently(anyio_backend: str) -> 
         nonlocal in_flight, max_in_flight
         in_flight += 1
         max_in_flight = max(max_in_flight, in_flight)
-        await anyio.sleep(0.01)
+        await anyio.sleep(0.05)
         in_flight -= 1
         return float(config["x"])
 

@@ -74,7 +74,7 @@ class CoordinateDescentTuner(Tuner):
         )
 
     # The base class declares no options, and tune() checks the options against this signature.
-    async def tune_impl(  # type: ignore[override]
+    async def tune_impl(
         self,
         scope: Scope,
         *,

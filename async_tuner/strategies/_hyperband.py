@@ -66,7 +66,7 @@ class HyperbandTuner(Tuner):
         check_inner_tuner(options["tuner"], options["tuner_params"])
 
     # The base class declares no options, and tune() checks the options against this signature.
-    async def tune_impl(  # type: ignore[override]
+    async def tune_impl(
         self,
         scope: Scope,
         *,

@@ -43,7 +43,7 @@ class Candidate:
 
     config: dict[str, Any]
     score: float | None = None
-    scored: bool = False  # whether ``score`` is the result of an earlier rung
+    scored: bool = False  # whether the config was evaluated, so ``score`` is its result
 
 
 class SuccessiveHalvingTuner(Tuner):
@@ -84,7 +84,7 @@ class SuccessiveHalvingTuner(Tuner):
         check_inner_tuner(options["tuner"], options["tuner_params"])
 
     # The base class declares no options, and tune() checks the options against this signature.
-    async def tune_impl(  # type: ignore[override]
+    async def tune_impl(
         self,
         scope: Scope,
         *,
