@@ -28,6 +28,7 @@ import anyio.lowlevel
 
 from ._journal import RunLog, record_to_trial, to_jsonable
 from ._options import is_real
+from ._process import WorkerEvaluationError
 from ._progress import Progress
 from ._runner import Interrupts
 from ._space import SearchSpace, config_key
@@ -58,6 +59,7 @@ class Scope:
         limit: float,
         rng: random.Random,
         bracket: int | None = None,
+        rung: int | None = None,
         parent: Scope | None = None,
     ) -> None:
         self._run = run
@@ -67,6 +69,7 @@ class Scope:
         self.spent: float = 0
         self.rng = rng
         self.bracket = bracket
+        self.rung = rung
         self.best: Trial | None = None
 
     @property
@@ -104,14 +107,20 @@ class Scope:
         *,
         budget: float | None = None,
         bracket: int | None = None,
+        rung: int | None = None,
         rng: random.Random | None = None,
     ) -> Scope:
-        """Return a nested scope with its own cap, bracket label and random generator."""
+        """Return a nested scope with its own cap, labels and random generator.
+
+        The ``bracket`` and ``rung`` labels go on every trial evaluated through the new scope
+        that does not name a rung itself; unset labels are inherited.
+        """
         return Scope(
             self._run,
             limit=math.inf if budget is None else budget,
             rng=self.rng if rng is None else rng,
             bracket=self.bracket if bracket is None else bracket,
+            rung=self.rung if rung is None else rung,
             parent=self,
         )
 
@@ -192,7 +201,7 @@ class Run:
         self.trials: list[Trial] = []
         self.stopped = False
         self._positions: dict[int, int] = {}
-        self._best: Trial | None = None
+        self._log_info = logger.isEnabledFor(logging.INFO)
         self._inline = inline
         self._interrupts = interrupts
         self._log = log
@@ -202,7 +211,7 @@ class Run:
         self._copy_config: Callable[[dict[str, Any]], dict[str, Any]] = (
             dict.copy if self.space.immutable_values else copy.deepcopy
         )
-        self._limiter = anyio.CapacityLimiter(tuner.num_workers)
+        self._slots = WorkerSlots(tuner.num_workers)
         self._backend: Any = None
         self._timeout = tuner.trial_timeout
         self._deadline: float | None = None
@@ -270,6 +279,8 @@ class Run:
             self._stop("the time budget of %s s is over", self.tuner.time_budget)
             return None
         cost = 1 if resource is None else resource
+        if rung is None:
+            rung = scope.rung
         if not scope._reserve(cost):
             if self._root._refused:
                 self._stop("the budget of %s is spent", self.tuner.budget)
@@ -343,8 +354,11 @@ class Run:
         if self._inline:
             await self._execute_inline(trial, args)
         else:
-            async with self._limiter:
+            await self._slots.acquire()
+            try:
                 await self._execute_in_pool(trial, args)
+            finally:
+                self._slots.release()
         self._finish(scope, trial, write=True)
 
     def _arguments(self, trial: Trial) -> tuple[Any, ...]:
@@ -382,26 +396,22 @@ class Run:
         logger.debug("Trial %d started", trial.trial_id)
         trial.started_at = time.time()
         start = time.perf_counter()
-        output: Any = None
-        with anyio.move_on_after(self._timeout) as deadline:
-            try:
-                if self._is_async:
-                    output = await self._eval_fn(*args)
-                else:
-                    output = await self._backend.run(*args)
-            except EvaluationError as exc:
-                self._fail(trial, exc.error, exc.traceback, start=start)
-                return
-            except Exception as exc:
-                if type(exc).__name__ == "WorkerEvaluationError":
-                    self._fail(trial, exc.error, exc.traceback, start=start)  # type: ignore[attr-defined]
-                else:
-                    self._fail(trial, *describe_exception(exc), start=start)
-                return
-        if deadline.cancelled_caught:
-            self._time_out(trial, start)
-            return
-        self._complete(trial, output, start)
+        call = self._eval_fn if self._is_async else self._backend.run
+        try:
+            if self._timeout is None:
+                output = await call(*args)
+            else:
+                with anyio.move_on_after(self._timeout) as deadline:
+                    output = await call(*args)
+                if deadline.cancelled_caught:
+                    self._time_out(trial, start)
+                    return
+        except (EvaluationError, WorkerEvaluationError) as exc:
+            self._fail(trial, exc.error, exc.traceback, start=start)
+        except Exception as exc:
+            self._fail(trial, *describe_exception(exc), start=start)
+        else:
+            self._complete(trial, output, start)
 
     def _complete(self, trial: Trial, output: Any, start: float) -> None:
         trial.duration = time.perf_counter() - start
@@ -412,7 +422,7 @@ class Run:
             error, text = describe_exception(exc)
             self._fail(trial, f"score_fn failed: {error}", text, start=None)
             return
-        if not is_real(score):
+        if type(score) is not float and not is_real(score):
             self._fail(
                 trial, _invalid_score_message(output, score, tuner._custom_score_fn), "", start=None
             )
@@ -457,23 +467,25 @@ class Run:
         if write and self._log is not None:
             self._log.write_trial(trial)
         self._progress.advance(trial.cost)
-        if trial.status is TrialStatus.OK and trial.score is not None:
-            if math.isfinite(trial.score):
+        score = trial.score
+        if trial.status is TrialStatus.OK and score is not None:
+            if math.isfinite(score):
                 scope._offer_best(trial)
-                if self._best is None or self.beats(trial, self._best):
-                    self._best = trial
-                    self._progress.show_best(trial.score)
+                if self._root.best is trial:
+                    self._progress.show_best(score)
                     if self._log is not None and write:
                         self._log.write_message(
-                            f"new best score {trial.score!r} at trial {trial.trial_id}: "
+                            f"new best score {score!r} at trial {trial.trial_id}: "
                             f"{json.dumps(to_jsonable(trial.config))}"
                         )
-            logger.info(
-                "Trial %d finished with score %r (best %r)",
-                trial.trial_id,
-                trial.score,
-                None if self._best is None else self._best.score,
-            )
+            if self._log_info:
+                best = self._root.best
+                logger.info(
+                    "Trial %d finished with score %r (best %r)",
+                    trial.trial_id,
+                    score,
+                    None if best is None else best.score,
+                )
         elif not trial.replayed:
             logger.warning("Trial %d %s: %s", trial.trial_id, trial.status.value, trial.error)
 
@@ -488,14 +500,19 @@ class Run:
         return a > b if self.maximize else a < b
 
     def beats(self, trial: Trial, incumbent: Trial) -> bool:
-        """Whether ``trial`` replaces ``incumbent`` as best; on equal scores the earlier wins.
+        """Whether finite-scored ``trial`` replaces ``incumbent`` as best; on equal scores the
+        earlier wins.
 
         "Earlier" is the order in which the strategy asked for the trials, so the best does not
         depend on which trial finished first.
         """
-        if trial.score is not None and trial.score == incumbent.score:
+        score = trial.score
+        other = incumbent.score
+        if score is None or other is None:
+            return other is None
+        if score == other:
             return self._positions[id(trial)] < self._positions[id(incumbent)]
-        return self.is_better(trial.score, incumbent.score)
+        return score > other if self.maximize else score < other
 
     def log_msg(self, msg: str) -> None:
         """Write a line to the text log, if the run has one."""
@@ -507,9 +524,10 @@ class Run:
         """Return the five-tuple result of the trials so far."""
         best_score: float | None = None
         best_config: dict[str, Any] | None = None
-        if self._best is not None:
-            best_score = self._best.score
-            best_config = self._best.config
+        best = self._root.best
+        if best is not None:
+            best_score = best.score
+            best_config = best.config
         if self._known_best is not None and self.is_better(self._known_best[0], best_score):
             best_score, best_config = self._known_best
         if best_config is not None:
@@ -522,6 +540,41 @@ class Run:
             execution_times=[trial.duration for trial in completed],  # type: ignore[misc]
             total_cost=self.cost,
         )
+
+
+class WorkerSlots:
+    """The run's ``num_workers`` evaluation slots, handed to waiters in arrival order.
+
+    Works like ``anyio.CapacityLimiter`` without its per-call bookkeeping, which costs more than
+    a cheap trial: taking a free slot does not suspend.
+    """
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting for one to be released if none is free."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        handed_over = anyio.Event()
+        self._waiters.append(handed_over)
+        try:
+            await handed_over.wait()
+        except BaseException:
+            if handed_over.is_set():
+                self.release()  # the slot arrived as we were cancelled: pass it on
+            else:
+                self._waiters.remove(handed_over)
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the longest waiter, or free it."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self._free += 1
 
 
 def _replay_key(config: Mapping[str, Any], resource: Any, bracket: Any, rung: Any) -> ReplayKey:

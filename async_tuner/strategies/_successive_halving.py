@@ -214,7 +214,7 @@ async def run_successive_halving(
             finished = await _run_rung_with_resource(scope, candidates, resource, rung)
         else:
             finished = await _run_rung_with_tuner(
-                owner, scope, candidates, resource, tuner, tuner_params
+                owner, scope, candidates, resource, rung, tuner, tuner_params
             )
         if not finished:
             _report(
@@ -247,6 +247,7 @@ async def _run_rung_with_tuner(
     scope: Scope,
     candidates: list[Candidate],
     budget: int,
+    rung: int,
     tuner: type[Tuner],
     tuner_params: dict[str, Any],
 ) -> bool:
@@ -254,7 +255,7 @@ async def _run_rung_with_tuner(
     seeds = [scope.rng.getrandbits(SEED_BITS) for _ in candidates]
     async with anyio.create_task_group() as group:
         for candidate, seed in zip(candidates, seeds, strict=True):
-            child = scope.child(budget=budget, rng=random.Random(seed))
+            child = scope.child(budget=budget, rung=rung, rng=random.Random(seed))
             group.start_soon(_run_inner, owner, child, candidate, budget, tuner, tuner_params)
     return not scope.exhausted
 
