@@ -73,7 +73,6 @@ class CoordinateDescentTuner(Tuner):
             randomize_param_order=options["randomize_param_order"],
         )
 
-    # The base class declares no options, and tune() checks the options against this signature.
     async def tune_impl(
         self,
         scope: Scope,

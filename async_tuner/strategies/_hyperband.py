@@ -65,7 +65,6 @@ class HyperbandTuner(Tuner):
         finite_horizon_hyperband_schedule(options["max_iter"], options["eta"])
         check_inner_tuner(options["tuner"], options["tuner_params"])
 
-    # The base class declares no options, and tune() checks the options against this signature.
     async def tune_impl(
         self,
         scope: Scope,

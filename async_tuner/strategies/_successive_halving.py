@@ -83,7 +83,6 @@ class SuccessiveHalvingTuner(Tuner):
         validate_successive_halving(options["eta"], options["N"], options["K"], options["T"])
         check_inner_tuner(options["tuner"], options["tuner_params"])
 
-    # The base class declares no options, and tune() checks the options against this signature.
     async def tune_impl(
         self,
         scope: Scope,
