@@ -71,6 +71,8 @@ class Scope:
         self.bracket = bracket
         self.rung = rung
         self.best: Trial | None = None
+        self._path: tuple[int, ...] = () if parent is None else parent.next_position()
+        self._count = 0
 
     @property
     def space(self) -> SearchSpace:
@@ -161,6 +163,16 @@ class Scope:
         """
         return await self._run.execute_many(self, configs, resource, rung)
 
+    def next_position(self) -> tuple[int, ...]:
+        """Return the place of the next trial or child scope made here.
+
+        Trials and child scopes share one numbering per scope, and a child's trials are placed
+        under the child's own place. Concurrent children (hyperband's brackets, the inner runs of
+        a rung) thus order their trials child by child, the same way whatever finished first.
+        """
+        self._count += 1
+        return (*self._path, self._count)
+
     def _reserve(self, cost: float) -> bool:
         scope: Scope | None = self
         while scope is not None:
@@ -200,7 +212,8 @@ class Run:
         self.maximize = tuner.maximize
         self.trials: list[Trial] = []
         self.stopped = False
-        self._positions: dict[int, int] = {}
+        # Each trial's place in the order of the strategy's requests; see Scope.next_position.
+        self._positions: dict[int, tuple[int, ...]] = {}
         self._log_info = logger.isEnabledFor(logging.INFO)
         self._inline = inline
         self._interrupts = interrupts
@@ -298,7 +311,7 @@ class Run:
             rung=rung,
         )
         self._next_id += 1
-        self._positions[id(trial)] = len(self.trials)
+        self._positions[id(trial)] = scope.next_position()
         self.trials.append(trial)
         return trial
 
@@ -309,7 +322,7 @@ class Run:
         if not records:
             return None
         trial = record_to_trial(records.popleft(), config)
-        self._positions[id(trial)] = len(self.trials)
+        self._positions[id(trial)] = scope.next_position()
         self.trials.append(trial)
         self._finish(scope, trial, write=False)
         return trial
@@ -532,6 +545,7 @@ class Run:
             best_score, best_config = self._known_best
         if best_config is not None:
             best_config = self._copy_config(best_config)
+        self.trials.sort(key=lambda trial: self._positions[id(trial)])
         completed = [trial for trial in self.trials if trial.status is TrialStatus.OK]
         return TuneResult(
             best_score=best_score,
