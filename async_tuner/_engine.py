@@ -237,12 +237,18 @@ class Tuner:
             "Starting %s with budget %s and %d worker(s)", strategy, self.budget, self.num_workers
         )
         try:
-            async with anyio.create_task_group() as group, AsyncExitStack() as stack:
-                if run_log is not None:
-                    await group.start(run_log.run_writer)
-                    stack.push_async_callback(run_log.aclose)
-                await run.open(stack)
-                await self.tune_impl(scope, **options)
+            try:
+                async with anyio.create_task_group() as group, AsyncExitStack() as stack:
+                    if run_log is not None:
+                        await group.start(run_log.run_writer)
+                        stack.push_async_callback(run_log.aclose)
+                    await run.open(stack)
+                    await self.tune_impl(scope, **options)
+            except BaseExceptionGroup as group_error:
+                single = _single_exception(group_error)
+                if single is None:
+                    raise
+                raise single from None
         except anyio.get_cancelled_exc_class():
             logger.info("%s cancelled after %d trial(s)", strategy, len(run.trials))
             raise
@@ -335,6 +341,19 @@ class Tuner:
             logger.info("Resuming %s: %d finished trial(s) in %s", strategy, len(replay), path)
         self.log_path = path
         return run_log, replay
+
+
+def _single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """Return the one exception inside nested groups, or None if there are several.
+
+    Task groups wrap what a strategy raises; a caller expects the error itself.
+    """
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        group = inner
+    return None
 
 
 def _check_combinations(

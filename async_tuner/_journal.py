@@ -15,11 +15,13 @@ off before appending.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import anyio.abc
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._threads import current_waker
 from ._types import ResumeError, Trial, TrialStatus
 
 logger = logging.getLogger(__name__)
@@ -166,6 +169,8 @@ class RunLog:
         self.directory = directory
         self._send: MemoryObjectSendStream[tuple[str, str]] | None = None
         self._writer_done = anyio.Event()
+        self._loop_thread = threading.get_ident()
+        self._wake: Callable[[Callable[[], object]], None] | None = None
 
     @property
     def trials_path(self) -> Path:
@@ -211,6 +216,8 @@ class RunLog:
         """
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](max_buffer_size=math.inf)
         self._send = send
+        self._loop_thread = threading.get_ident()
+        self._wake = current_waker()
         task_status.started()
         files: dict[str, _AsyncTextFile] = {}
         try:
@@ -226,6 +233,8 @@ class RunLog:
                 raise
         finally:
             self._send = None
+            receive.close()
+            send.close()
             with anyio.CancelScope(shield=True):
                 for file in files.values():
                     await file.aclose()
@@ -241,6 +250,15 @@ class RunLog:
         self._put(TEXT_LOG_FILE, f"{_timestamp()} {message}\n")
 
     def _put(self, target: str, text: str) -> None:
+        wake = self._wake
+        if (
+            self._send is not None
+            and wake is not None
+            and threading.get_ident() != self._loop_thread
+        ):
+            # Called from a worker thread, e.g. log_msg inside eval_fn: queue from the loop.
+            wake(functools.partial(self._put, target, text))
+            return
         if self._send is None:
             # No writer task (not started yet, or already ended): append directly.
             with open(self.directory / target, "a", encoding="utf-8") as file:

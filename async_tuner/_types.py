@@ -7,16 +7,13 @@ import enum
 from typing import Any, NamedTuple
 
 
-class TrialStatus(str, enum.Enum):
+class TrialStatus(enum.StrEnum):
     """State of one trial, equal to the word that the run log stores."""
 
     RUNNING = "running"
     OK = "ok"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclasses.dataclass(slots=True, eq=False)
