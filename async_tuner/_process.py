@@ -206,16 +206,23 @@ class ProcessWorkers:
             for worker in workers:
                 await self._stop_worker(worker)
 
-    async def run(self, *args: Any) -> Any:
+    # The timeout must start after a new worker has loaded fn, which a caller cannot see.
+    async def run(self, *args: Any, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Call ``fn(*args)`` in an idle or a newly started worker and return the result.
 
         Concurrent calls beyond ``num_workers`` wait for a worker to become idle. If the caller
         is cancelled while the call runs, the worker is killed and waited for, shielded from
         the cancellation, and the cancellation propagates. The next call starts a new worker.
 
+        Args:
+            args: The arguments of ``fn``.
+            timeout: Seconds the call may run, counted once a worker has loaded ``fn``, so a
+                worker's start-up does not count. A call that runs longer has its worker killed.
+
         Raises:
             WorkerEvaluationError: ``fn`` raised, the arguments or the result could not be
                 pickled, or the worker exited during the call.
+            TimeoutError: The call ran longer than ``timeout``.
             RuntimeError: The pool is used outside its ``async with`` block.
         """
         limiter = self._check_open()
@@ -225,10 +232,13 @@ class ProcessWorkers:
             worker = await self._take_idle_worker()
             if worker is None:
                 worker = await self._start_worker()
-                # The first call sends the function in front of its arguments.
-                request = self._init_frame() + request
+                await self._exchange(worker, self._init_frame())
 
-            reply = await self._exchange(worker, request)
+            with anyio.move_on_after(timeout) as deadline:
+                reply = await self._exchange(worker, request)
+            if deadline.cancelled_caught:
+                msg = f"the call ran longer than {timeout} s"
+                raise TimeoutError(msg)
             self._idle.append(worker)
 
         return _decode_reply(reply)

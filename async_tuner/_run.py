@@ -28,7 +28,7 @@ import anyio.lowlevel
 
 from ._journal import RunLog, record_to_trial, to_jsonable
 from ._options import is_real
-from ._process import WorkerEvaluationError
+from ._process import ProcessWorkers, WorkerEvaluationError
 from ._progress import Progress
 from ._runner import Interrupts
 from ._space import SearchSpace, config_key
@@ -258,8 +258,6 @@ class Run:
             stack.callback(threads.close)
             self._backend = threads
         elif tuner.executor == "process":
-            from ._process import ProcessWorkers
-
             self._backend = await stack.enter_async_context(
                 ProcessWorkers(self._eval_fn, tuner.num_workers)
             )
@@ -272,8 +270,12 @@ class Run:
         return self._root
 
     def close(self) -> None:
-        """Close the progress bar."""
+        """Close the progress bar and drop the trials that a cancellation left unfinished.
+
+        Those trials are not in the log either, so a resumed run evaluates them again.
+        """
         self._progress.close()
+        self.trials[:] = [trial for trial in self.trials if trial.status is not TrialStatus.RUNNING]
 
     @property
     def cost(self) -> float:
@@ -413,6 +415,12 @@ class Run:
         try:
             if self._timeout is None:
                 output = await call(*args)
+            elif isinstance(self._backend, ProcessWorkers):
+                try:
+                    output = await self._backend.run(*args, timeout=self._timeout)
+                except TimeoutError:
+                    self._time_out(trial, start)
+                    return
             else:
                 with anyio.move_on_after(self._timeout) as deadline:
                     output = await call(*args)
