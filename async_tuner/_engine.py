@@ -93,15 +93,16 @@ class Tuner:
     ) -> None:
         self.space = SearchSpace.from_dict(search_space)
         check.check_callable("eval_fn", eval_fn)
-        check.check_bool("maximize", maximize)
+        maximize = check.check_bool("maximize", maximize)
         check.check_positive_number("budget", budget)
-        check.check_bool("log", log)
-        for name, value in (("log_dir", log_dir), ("run_dir", run_dir), ("run_name", run_name)):
-            check.check_path(name, value)
+        log = check.check_bool("log", log)
+        check.check_path("log_dir", log_dir)
+        check.check_run_path("run_dir", run_dir)
+        check.check_run_path("run_name", run_name)
         check.check_callable("score_fn", score_fn)
         check.check_callable("score_log_fn", score_log_fn)
         check.check_positive_int("num_workers", num_workers)
-        check.check_bool("show_loading", show_loading)
+        show_loading = check.check_bool("show_loading", show_loading)
         check.check_executor(executor)
         check.check_positive_number("trial_timeout", trial_timeout, allow_none=True)
         check.check_positive_number("time_budget", time_budget, allow_none=True)
@@ -190,7 +191,15 @@ class Tuner:
     # ----------------------------------------------------------------- the run
 
     def _bind(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        if self._run is not None:
+            msg = (
+                f"this {type(self).__name__} is already running; create another tuner to run "
+                "a second search at the same time"
+            )
+            raise RuntimeError(msg)
         bound = check.bind_options(type(self).__name__, self.tune_impl, options)
+        if "seed" in bound:
+            bound["seed"] = check.check_seed(bound["seed"])
         self.check_options(bound)
         return bound
 
@@ -414,8 +423,8 @@ def _check_same_run(path: Path, stored: Mapping[str, Any], current: Mapping[str,
     for key in ("strategy", "search_space", "maximize", "options"):
         if stored.get(key) != normalized.get(key):
             msg = (
-                f"cannot resume {path}: its {key} was {json.dumps(stored.get(key))}, this run's is "
-                f"{json.dumps(normalized.get(key))}; resume with the same {key}, "
+                f"cannot resume {path}: the logged run has {key} {json.dumps(stored.get(key))}, "
+                f"this run has {json.dumps(normalized.get(key))}; resume with the same {key}, "
                 "or start a new run with another run_name"
             )
             raise ResumeError(msg)

@@ -46,11 +46,36 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(msg)
 
 
-def check_bool(name: str, value: Any) -> None:
-    """Raise unless ``value`` is a bool."""
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool, or raise unless it is a bool (numpy's included)."""
+    if type(value).__name__ == "bool" and type(value).__module__ == "numpy":
+        return bool(value)
     if not isinstance(value, bool):
         msg = f"{name} must be True or False (got {describe(value)})"
         raise TypeError(msg)
+    return value
+
+
+def check_seed(value: Any) -> int | None:
+    """Return ``value`` as an int seed, or raise unless it is None or an integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"seed must be an integer or None (got {describe(value)})"
+        raise TypeError(msg)
+    return int(value)
+
+
+def check_run_path(name: str, value: Any) -> None:
+    """Raise unless ``value`` is None or a relative path that stays inside its parent folder."""
+    check_path(name, value)
+    if value is None:
+        return
+    path = os.fspath(value)
+    parts = path.replace("\\", "/").split("/")
+    if os.path.isabs(path) or ".." in parts or not path.strip():
+        msg = f"{name} must be a relative folder name inside log_dir, without '..' (got {path!r})"
+        raise ValueError(msg)
 
 
 def check_callable(name: str, value: Any) -> None:

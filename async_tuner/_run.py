@@ -398,7 +398,9 @@ class Run:
             interrupts.request()
             await anyio.lowlevel.checkpoint()
             raise  # only reached if the cancellation did not arrive
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            # SystemExit too, so that sys.exit() in eval_fn fails its trial as it does in a
+            # worker thread or process, instead of ending the run.
             self._fail(trial, *describe_exception(exc), start=start)
         else:
             self._complete(trial, output, start)
@@ -429,7 +431,7 @@ class Run:
                     return
         except (EvaluationError, WorkerEvaluationError) as exc:
             self._fail(trial, exc.error, exc.traceback, start=start)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._fail(trial, *describe_exception(exc), start=start)
         else:
             self._complete(trial, output, start)
@@ -443,18 +445,23 @@ class Run:
             error, text = describe_exception(exc)
             self._fail(trial, f"score_fn failed: {error}", text, start=None)
             return
-        if type(score) is not float and not is_real(score):
-            self._fail(
-                trial, _invalid_score_message(output, score, tuner._custom_score_fn), "", start=None
-            )
-            return
+        if type(score) is not float:
+            try:
+                if not is_real(score):
+                    raise TypeError
+                score = float(score)
+            except (TypeError, ValueError, OverflowError):
+                # OverflowError: an int such as 10**400 is real but has no float value.
+                message = _invalid_score_message(output, score, tuner._custom_score_fn)
+                self._fail(trial, message, "", start=None)
+                return
         try:
             trial.logged = tuner.score_log_fn(output)
         except Exception as exc:
             error, text = describe_exception(exc)
             self._fail(trial, f"score_log_fn failed: {error}", text, start=None)
             return
-        trial.score = float(score)
+        trial.score = score
         trial.status = TrialStatus.OK
 
     def _fail(self, trial: Trial, error: str, traceback_text: str, *, start: float | None) -> None:
@@ -475,9 +482,9 @@ class Run:
         ):
             self._warned_abandoned = True
             logger.warning(
-                "Trial %d timed out after %s s; its evaluation cannot be stopped and goes on in a "
-                'background thread (Python cannot kill threads). Use executor="process" to kill '
-                "timed-out evaluations.",
+                "Trial %d timed out after %s s; the tuner cannot stop its evaluation, which goes "
+                "on in its thread or executor (Python cannot kill threads). Use "
+                'executor="process" to kill timed-out evaluations.',
                 trial.trial_id,
                 self._timeout,
             )
@@ -609,9 +616,10 @@ def _invalid_score_message(output: Any, score: Any, custom_score_fn: bool) -> st
     if custom_score_fn:
         return (
             f"score_fn returned {shown} of type {type(score).__name__}, which is not a real "
-            "number; make score_fn return an int or a float"
+            "number that fits a float; make score_fn return an int or a float"
         )
     return (
-        f"eval_fn returned {shown} of type {type(output).__name__}, which is not a real number; "
-        "return an int or a float, or pass score_fn=... to extract the score from the output"
+        f"eval_fn returned {shown} of type {type(output).__name__}, which is not a real number "
+        "that fits a float; return an int or a float, or pass score_fn=... to extract the score "
+        "from the output"
     )

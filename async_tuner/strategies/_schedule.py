@@ -11,6 +11,7 @@ so taking ``int()`` of the logarithm, as the original did, drops the top bracket
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 __all__ = [
     "bracket_size",
@@ -40,6 +41,11 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
+# Largest resource a rung may have: every integer up to it is exact as a float, so budgets,
+# costs and progress bars stay exact.
+MAX_RESOURCE = 2**53
+
+
 def validate_successive_halving(eta: object, N: object, K: object, T: object) -> None:
     """Check the successive-halving parameters.
 
@@ -51,6 +57,18 @@ def validate_successive_halving(eta: object, N: object, K: object, T: object) ->
     _check_int("N", N, 1)
     _check_int("K", K, 1)
     _check_int("T", T, 1)
+    resource = cast(int, T)
+    for rung in range(1, cast(int, N)):  # stops early, so a huge N costs no huge power
+        resource *= cast(int, eta)
+        if resource > MAX_RESOURCE:
+            msg = (
+                f"the last rung's resource T * eta**(N - 1) must be at most {MAX_RESOURCE} "
+                f"(got T={T}, eta={eta}, N={N}, which passes it at rung {rung}); use fewer rungs"
+            )
+            raise ValueError(msg)
+    if cast(int, T) > MAX_RESOURCE:
+        msg = f"T must be at most {MAX_RESOURCE} (got {T})"
+        raise ValueError(msg)
 
 
 def max_bracket_index(max_iter: int, eta: int) -> int:
@@ -97,6 +115,9 @@ def finite_horizon_hyperband_schedule(
     """
     _check_int("max_iter", max_iter, 1)
     _check_int("eta", eta, 2)
+    if max_iter > MAX_RESOURCE:
+        msg = f"max_iter must be at most {MAX_RESOURCE} (got {max_iter})"
+        raise ValueError(msg)
 
     s_max = max_bracket_index(max_iter, eta)
     return [

@@ -197,7 +197,9 @@ async def run_successive_halving(
     """
     sizes = rung_sizes(K, N, eta)
     resources = rung_resources(T, N, eta)
-    candidates = [Candidate(scope.space.sample(scope.rng)) for _ in range(K)]
+    candidates = [
+        Candidate(scope.space.sample(scope.rng)) for _ in range(affordable(scope, K, T, tuner))
+    ]
 
     for rung, resource in enumerate(resources):
         _report(
@@ -300,6 +302,19 @@ async def _run_inner(
     best = scope.best
     if best is not None and scope.is_better(best.score, candidate.score):
         candidate.config, candidate.score = best.config, best.score
+
+
+def affordable(scope: Scope, K: int, T: int, tuner: type[Tuner] | None) -> int:
+    """Return how many of the K rung-0 configurations the budget left can start.
+
+    A rung-0 trial costs T in resource mode and at least 1 with an inner tuner. Drawing only
+    those keeps a huge K with a small budget from building configurations that never run.
+    """
+    remaining = scope.remaining
+    if math.isinf(remaining):
+        return K
+    cost = T if tuner is None else 1
+    return max(0, min(K, int(remaining // cost)))
 
 
 def _bracket_prefix(scope: Scope) -> str:
