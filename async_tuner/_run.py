@@ -424,6 +424,8 @@ class Run:
                     self._time_out(trial, start)
                     return
             else:
+                # NOTE: with a user's executor the deadline counts from submission, since the
+                # executor does not report when the call starts; queued calls can time out.
                 with anyio.move_on_after(self._timeout) as deadline:
                     output = await call(*args)
                 if deadline.cancelled_caught:
