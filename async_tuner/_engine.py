@@ -379,7 +379,12 @@ def _check_combinations(
             f"(got executor={executor!r}); pass a sync function to use {executor!r}"
         )
         raise ValueError(msg)
-    if resume not in (False, True, "auto"):
+    # Identity checks: == against a bool can raise for exotic values (a signalling NaN).
+    if (
+        resume is not True
+        and resume is not False
+        and not (isinstance(resume, str) and resume == "auto")
+    ):
         msg = f'resume must be True, False or "auto" (got {check.describe(resume)})'
         raise ValueError(msg)
     if resume and not log:

@@ -161,8 +161,9 @@ def _timestamp() -> str:
 class RunLog:
     """Stream trial records and messages to one run's folder from a writer task.
 
-    Writes are queued without blocking (``write_trial``, ``write_message``) and a task appends
-    them in batches: whole lines in one write, then a flush. ``aclose`` drains the queue.
+    Lines are queued without blocking (``write_trial``, ``write_message``) and the writer task
+    appends them in batches through aiofiles (anyio's file API under trio): whole lines in one
+    write, then a flush. ``flushed`` waits until the queue is written; ``aclose`` drains it.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -171,6 +172,8 @@ class RunLog:
         self._writer_done = anyio.Event()
         self._loop_thread = threading.get_ident()
         self._wake: Callable[[Callable[[], object]], None] | None = None
+        self._pending = 0  # lines queued and not yet written
+        self._caught_up: anyio.Event | None = None
 
     @property
     def trials_path(self) -> Path:
@@ -211,8 +214,9 @@ class RunLog:
     async def run_writer(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Write queued lines until ``aclose``; to be started in the run's task group.
 
-        When cancelled, the writer still writes what is queued (shielded) before it ends, and
-        lines queued after that are appended synchronously.
+        When cancelled, the writer still writes what is queued (shielded) before it ends. Lines
+        queued after that, or still queued because asyncio's shutdown cancelled the writer
+        through its shield, are appended synchronously.
         """
         send, receive = anyio.create_memory_object_stream[tuple[str, str]](max_buffer_size=math.inf)
         self._send = send
@@ -225,20 +229,46 @@ class RunLog:
                 for name in (TRIALS_FILE, TEXT_LOG_FILE):
                     files[name] = await _AsyncTextFile.open(self.directory / name)
             try:
-                async for batch in _batches(receive):
+                async for batch, count in _batches(receive):
                     await _write_batch(files, batch)
+                    self._written(count)
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
-                    await _write_batch(files, _drain(receive))
+                    batch, count = _drain(receive)
+                    await _write_batch(files, batch)
+                    self._written(count)
                 raise
         finally:
             self._send = None
+            unwritten, _ = _drain(receive)
             receive.close()
             send.close()
             with anyio.CancelScope(shield=True):
                 for file in files.values():
                     await file.aclose()
+            for target, text in unwritten.items():
+                if text:
+                    self._put(target, text)
+            self._written(self._pending)
             self._writer_done.set()
+
+    def _written(self, count: int) -> None:
+        self._pending -= count
+        if self._pending <= 0 and self._caught_up is not None:
+            self._caught_up.set()
+
+    async def flushed(self) -> None:
+        """Wait until every line queued so far is written and flushed to the file.
+
+        The inline path awaits this after each trial: its evaluations block the event loop, so
+        a queued line would otherwise wait for the whole next evaluation, and a crash in that
+        time would lose a finished trial from the journal.
+        """
+        if self._send is None or self._pending <= 0:
+            return
+        if self._caught_up is None or self._caught_up.is_set():
+            self._caught_up = anyio.Event()
+        await self._caught_up.wait()
 
     def write_trial(self, trial: Trial) -> None:
         """Queue a finished trial's journal line."""
@@ -259,12 +289,16 @@ class RunLog:
             # Called from a worker thread, e.g. log_msg inside eval_fn: queue from the loop.
             wake(functools.partial(self._put, target, text))
             return
-        if self._send is None:
-            # No writer task (not started yet, or already ended): append directly.
-            with open(self.directory / target, "a", encoding="utf-8") as file:
-                file.write(text)
-            return
-        self._send.send_nowait((target, text))
+        if self._send is not None:
+            try:
+                self._send.send_nowait((target, text))
+                self._pending += 1
+                return
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass  # aclose() has begun: the writer takes no more lines
+        # No writer task (not started yet, or already ended): append directly.
+        with open(self.directory / target, "a", encoding="utf-8") as file:
+            file.write(text)
 
     async def aclose(self) -> None:
         """Close the queue and wait until the writer has written and flushed every line."""
@@ -286,25 +320,28 @@ class RunLog:
 
 async def _batches(
     receive: MemoryObjectReceiveStream[tuple[str, str]],
-) -> AsyncIterator[dict[str, str]]:
-    """Yield everything queued so far as one batch per file, waiting when the queue is empty."""
+) -> AsyncIterator[tuple[dict[str, str], int]]:
+    """Yield everything queued so far as one text per file, and the number of lines in it."""
     async for first in receive:
         yield _drain(receive, first)
 
 
 def _drain(
     receive: MemoryObjectReceiveStream[tuple[str, str]], first: tuple[str, str] | None = None
-) -> dict[str, str]:
+) -> tuple[dict[str, str], int]:
     parts: dict[str, list[str]] = {TRIALS_FILE: [], TEXT_LOG_FILE: []}
+    count = 0
     if first is not None:
         parts[first[0]].append(first[1])
+        count += 1
     while True:
         try:
             target, text = receive.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
             break
         parts[target].append(text)
-    return {name: "".join(texts) for name, texts in parts.items()}
+        count += 1
+    return {name: "".join(texts) for name, texts in parts.items()}, count
 
 
 async def _write_batch(files: Mapping[str, _AsyncTextFile], batch: Mapping[str, str]) -> None:

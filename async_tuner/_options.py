@@ -31,8 +31,12 @@ def check_positive_number(name: str, value: Any, *, allow_none: bool = False) ->
     if not is_real(value):
         msg = f"{name} must be a positive number (got {describe(value)})"
         raise TypeError(msg)
-    if not math.isfinite(value) or value <= 0:
-        msg = f"{name} must be a positive finite number (got {value!r})"
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or value <= 0:
+        msg = f"{name} must be a positive finite number (got {describe(value)})"
         raise ValueError(msg)
 
 

@@ -368,6 +368,10 @@ class Run:
         args = self._arguments(trial)
         if self._inline:
             await self._execute_inline(trial, args)
+            self._finish(scope, trial, write=True)
+            if self._log is not None:
+                await self._log.flushed()
+            return
         else:
             await self._slots.acquire()
             try:

@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import anyio
+import sniffio
 
 T = TypeVar("T")
 
@@ -34,8 +35,10 @@ class Interrupts:
         self._cancel: Callable[[], None] | None = None
 
     def bind(self, cancel: Callable[[], None]) -> None:
-        """Set the thread-safe function that cancels the run."""
+        """Set the thread-safe function that cancels the run; call it if Ctrl-C came first."""
         self._cancel = cancel
+        if self.requested:
+            cancel()
 
     def request(self) -> None:
         """Cancel the run because of Ctrl-C; callable from any thread."""
@@ -53,10 +56,16 @@ class Interrupts:
 
 
 def loop_running() -> bool:
-    """Whether an asyncio event loop runs in this thread, as in a Jupyter notebook."""
+    """Return whether an event loop runs in this thread: asyncio's (a notebook's) or trio's."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        pass
+    else:
+        return True
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
         return False
     return True
 
@@ -99,21 +108,28 @@ def run_in_thread(main: Callable[[Interrupts], Awaitable[T]]) -> T:
     """
     interrupts = Interrupts()
     outcome: dict[str, Any] = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
             outcome["result"] = anyio.run(main, interrupts)
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            finished.set()
 
-    thread = threading.Thread(target=target, name="async_tuner-loop")
+    # A daemon thread, so that after a second Ctrl-C the interpreter can exit even while the
+    # run's cleanup hangs. The caller waits on an event rather than with Thread.join, because in
+    # CPython 3.11.7 (Thread._wait_for_tstate_lock) a Ctrl-C that interrupts join() can mark the
+    # thread as stopped while it still runs. The next join() then returns before the cleanup ran.
+    thread = threading.Thread(target=target, name="async_tuner-loop", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(JOIN_POLL_INTERVAL)
+        while not finished.wait(JOIN_POLL_INTERVAL):
+            pass
     except KeyboardInterrupt:
         interrupts.request()
-        thread.join()
+        finished.wait()
         raise
     if "error" in outcome:
         raise outcome["error"]

@@ -413,7 +413,7 @@ def test_successive_halving_inner_seed_determinism() -> None:
         pytest.param(
             {"eta": 3, "N": 3, "K": 9, "T": 1, "tuner": int},
             TypeError,
-            "tuner must be a Tuner subclass",
+            "tuner must be a strategy class",
             id="tuner-int",
         ),
         pytest.param(
@@ -463,5 +463,5 @@ def test_successive_halving_invalid_options(
 def test_successive_halving_tuner_instance_rejected() -> None:
     instance = RandomTuner(SPACE, lambda c: 0.0)
 
-    with pytest.raises(TypeError, match="tuner must be a Tuner subclass"):
+    with pytest.raises(TypeError, match="tuner must be a strategy class"):
         _tuner(lambda c: 0.0).tune(eta=3, N=2, K=3, T=1, tuner=instance)

@@ -143,8 +143,11 @@ def check_inner_tuner(tuner: object, tuner_params: object) -> dict[str, Any]:
             raise ValueError(msg)
         return {}
 
-    if not (isinstance(tuner, type) and issubclass(tuner, Tuner)):
-        msg = f"tuner must be a Tuner subclass such as RandomTuner, or None (got {tuner!r})"
+    if not (isinstance(tuner, type) and issubclass(tuner, Tuner)) or not _is_strategy(tuner):
+        msg = (
+            "tuner must be a strategy class such as RandomTuner or CoordinateDescentTuner, "
+            f"or None (got {tuner!r})"
+        )
         raise TypeError(msg)
 
     if tuner_params is None:
@@ -163,6 +166,11 @@ def check_inner_tuner(tuner: object, tuner_params: object) -> dict[str, Any]:
         raise TypeError(msg) from exc
 
     return dict(tuner_params)
+
+
+def _is_strategy(tuner: type[Tuner]) -> bool:
+    """Whether a class below ``Tuner`` in the hierarchy defines ``tune_impl``."""
+    return any("tune_impl" in vars(cls) for cls in tuner.__mro__ if cls is not Tuner)
 
 
 def survivor_order(scores: Sequence[float | None], *, maximize: bool) -> list[int]:
