@@ -224,7 +224,16 @@ class Run:
         self._copy_config: Callable[[dict[str, Any]], dict[str, Any]] = (
             dict.copy if self.space.immutable_values else copy.deepcopy
         )
-        self._slots = WorkerSlots(tuner.num_workers)
+        # Thread workers with no timeout get one queued trial per thread besides the running
+        # one: a thread that finishes starts the next evaluation at once, instead of idling
+        # through two cross-thread wake-ups. Threads still run at most num_workers at once.
+        # With a timeout, a queued trial's deadline would run while it waits, so no queue.
+        self._queue_depth = (
+            2
+            if tuner.executor == "thread" and not self._is_async and tuner.trial_timeout is None
+            else 1
+        )
+        self._slots = WorkerSlots(tuner.num_workers * self._queue_depth)
         self._backend: Any = None
         self._timeout = tuner.trial_timeout
         self._deadline: float | None = None
@@ -357,7 +366,7 @@ class Run:
             await work()
             return trials
         async with anyio.create_task_group() as group:
-            for _ in range(self.tuner.num_workers):
+            for _ in range(self.tuner.num_workers * self._queue_depth):
                 group.start_soon(work)
         return trials
 
@@ -419,7 +428,10 @@ class Run:
         start = time.perf_counter()
         call = self._eval_fn if self._is_async else self._backend.run
         try:
-            if self._timeout is None:
+            if isinstance(self._backend, ThreadWorkers) and self._timeout is None:
+                output, trial.started_at, duration = await self._backend.run_timed(*args)
+                start = time.perf_counter() - duration
+            elif self._timeout is None:
                 output = await call(*args)
             elif isinstance(self._backend, ProcessWorkers):
                 try:
@@ -435,7 +447,12 @@ class Run:
                 if deadline.cancelled_caught:
                     self._time_out(trial, start)
                     return
-        except (EvaluationError, WorkerEvaluationError) as exc:
+        except EvaluationError as exc:
+            if exc.started_at is not None and exc.duration is not None:
+                trial.started_at = exc.started_at
+                start = time.perf_counter() - exc.duration
+            self._fail(trial, exc.error, exc.traceback, start=start)
+        except WorkerEvaluationError as exc:
             self._fail(trial, exc.error, exc.traceback, start=start)
         except (Exception, SystemExit) as exc:
             self._fail(trial, *describe_exception(exc), start=start)

@@ -17,6 +17,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,8 @@ class EvaluationError(Exception):
         super().__init__(error)
         self.error = error
         self.traceback = traceback_text
+        self.started_at: float | None = None
+        self.duration: float | None = None
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:
@@ -83,7 +86,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class _Job:
-    __slots__ = ("args", "error", "result", "state", "thread", "wake")
+    __slots__ = ("args", "duration", "error", "result", "started_at", "state", "thread", "wake")
 
     def __init__(self, args: tuple[Any, ...], wake: Callable[[], None]) -> None:
         self.args = args
@@ -92,12 +95,17 @@ class _Job:
         self.result: Any = None
         self.error: tuple[str, str] | None = None
         self.thread: threading.Thread | None = None
+        self.started_at = 0.0
+        self.duration = 0.0
 
 
 class ThreadWorkers:
     """Run a sync function in up to ``num_workers`` daemon threads.
 
-    The caller bounds concurrency to ``num_workers``; each ``run`` then finds a free thread.
+    At most ``num_workers`` threads run at once; calls beyond that wait in a queue, so a caller
+    that keeps one call queued per thread lets each thread start its next evaluation without a
+    round trip through the event loop.
+
     When ``run`` is cancelled while its job runs, the thread is abandoned (Python cannot stop a
     thread) and a new one takes its place.
     """
@@ -134,10 +142,13 @@ class ThreadWorkers:
                     continue
                 job.state = "running"
                 job.thread = me
+            job.started_at = time.time()
+            start = time.perf_counter()
             try:
                 job.result = self._fn(*job.args)
             except BaseException as exc:
                 job.error = describe_exception(exc)
+            job.duration = time.perf_counter() - start
             with self._lock:
                 if job.state == "abandoned":
                     self._abandoned.discard(me)
@@ -151,6 +162,18 @@ class ThreadWorkers:
 
         Raises:
             EvaluationError: the function raised.
+        """
+        result, _, _ = await self.run_timed(*args)
+        return result
+
+    async def run_timed(self, *args: Any) -> tuple[Any, float, float]:
+        """Run the function like ``run``; also return when it started and how long it ran.
+
+        The start is a Unix timestamp and the duration is in seconds, both taken in the worker
+        thread, so time spent queued for a free thread is not counted.
+
+        Raises:
+            EvaluationError: the function raised; its ``started_at`` and ``duration`` are set.
         """
         if self._waker is None:
             self._waker = current_waker()
@@ -177,8 +200,11 @@ class ThreadWorkers:
             self._give_up(job)
             raise
         if job.error is not None:
-            raise EvaluationError(*job.error)
-        return job.result
+            error = EvaluationError(*job.error)
+            error.started_at = job.started_at
+            error.duration = job.duration
+            raise error
+        return job.result, job.started_at, job.duration
 
     def _give_up(self, job: _Job) -> None:
         with self._lock:

@@ -142,3 +142,21 @@ def test_halving_rejects_unusable_rung_count() -> None:
 
     with pytest.raises(ValueError, match="last rung's resource"):
         tuner.tune(eta=2, N=10**9, K=4, T=1)
+
+
+@pytest.mark.anyio
+async def test_thread_durations_exclude_queue_wait() -> None:
+    import time
+
+    sleep_s = 0.1
+    tuner = RandomTuner(
+        SPACE, lambda config: time.sleep(sleep_s) or 0.0, budget=4, show_loading=False
+    )
+
+    result = await tuner.tune_async(seed=1)
+
+    starts = sorted(trial.started_at or 0.0 for trial in tuner.trials)
+    assert len(result.execution_times) == 4
+    # A trial queued behind a running one would count its wait too, about twice the sleep.
+    assert all(sleep_s <= duration < 1.8 * sleep_s for duration in result.execution_times)
+    assert all(later - earlier >= 0.9 * sleep_s for earlier, later in zip(starts, starts[1:]))
