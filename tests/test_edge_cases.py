@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,4 +160,4 @@ async def test_thread_durations_exclude_queue_wait() -> None:
     assert len(result.execution_times) == 4
     # A trial queued behind a running one would count its wait too, about twice the sleep.
     assert all(sleep_s <= duration < 1.8 * sleep_s for duration in result.execution_times)
-    assert all(later - earlier >= 0.9 * sleep_s for earlier, later in zip(starts, starts[1:]))
+    assert all(later - earlier >= 0.9 * sleep_s for earlier, later in itertools.pairwise(starts))
