@@ -1,12 +1,12 @@
 """One run of a strategy: the budget, the worker pool, the trial records and the best so far.
 
 Implementation notes. Strategies are coroutines that call ``Scope.evaluate`` from any number of
-tasks. A trial is created, its cost reserved and its id assigned synchronously in ``prepare``,
-before any await, so the order of trials is the order in which the strategy asked for them,
-whatever the backend's scheduler and the completion order; the budget can never be overshot by
-trials racing each other, because a trial that does not fit is refused before it starts. The
-evaluation itself then waits for one of ``num_workers`` slots (one capacity limiter for the whole
-run, shared by nested scopes), and the per-trial timeout starts only once it has a slot.
+tasks. A trial is created, its cost reserved and its place in the order assigned synchronously
+in ``prepare``, before any await. So the order of trials is the order in which the strategy
+asked for them, whatever the backend's scheduler and the completion order. The budget cannot be
+overshot by trials racing each other either, because a trial that does not fit is rejected
+before it starts. The evaluation then waits for one of the run's slots (``WorkerSlots``, shared
+by nested scopes), and the per-trial timeout starts only once it has a slot.
 """
 
 from __future__ import annotations
@@ -341,7 +341,7 @@ class Run:
     def _stop(self, reason: str, value: Any) -> None:
         if not self.stopped:
             self.stopped = True
-            logger.info("No new trials: " + reason, value)
+            logger.info("No new trials: %s", reason % value)
 
     async def execute_many(
         self,
