@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import decimal
 import inspect
 import math
 import numbers
@@ -20,8 +21,8 @@ def describe(value: Any) -> str:
 
 
 def is_real(value: Any) -> bool:
-    """Whether ``value`` is a real number and not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """Whether ``value`` is a real number (``decimal.Decimal`` included) and not a bool."""
+    return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool)
 
 
 def check_positive_number(name: str, value: Any, *, allow_none: bool = False) -> None:

@@ -284,7 +284,13 @@ class Run:
         Those trials are not in the log either, so a resumed run evaluates them again.
         """
         self._progress.close()
-        self.trials[:] = [trial for trial in self.trials if trial.status is not TrialStatus.RUNNING]
+        unfinished = [trial for trial in self.trials if trial.status is TrialStatus.RUNNING]
+        if unfinished:
+            self.trials[:] = [
+                trial for trial in self.trials if trial.status is not TrialStatus.RUNNING
+            ]
+            # Their reserved cost was never spent, and a resumed run spends it again.
+            self._root.spent -= sum(trial.cost for trial in unfinished)
 
     @property
     def cost(self) -> float:
@@ -430,6 +436,7 @@ class Run:
         try:
             if isinstance(self._backend, ThreadWorkers) and self._timeout is None:
                 output, trial.started_at, duration = await self._backend.run_timed(*args)
+                trial.finished_at = trial.started_at + duration
                 start = time.perf_counter() - duration
             elif self._timeout is None:
                 output = await call(*args)
@@ -450,6 +457,7 @@ class Run:
         except EvaluationError as exc:
             if exc.started_at is not None and exc.duration is not None:
                 trial.started_at = exc.started_at
+                trial.finished_at = exc.started_at + exc.duration
                 start = time.perf_counter() - exc.duration
             self._fail(trial, exc.error, exc.traceback, start=start)
         except WorkerEvaluationError as exc:

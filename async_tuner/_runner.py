@@ -123,6 +123,13 @@ def run_in_thread(main: Callable[[Interrupts], Awaitable[T]]) -> T:
     # CPython 3.11.7 (Thread._wait_for_tstate_lock) a Ctrl-C that interrupts join() can mark the
     # thread as stopped while it still runs. The next join() then returns before the cleanup ran.
     thread = threading.Thread(target=target, name="async_tuner-loop", daemon=True)
+    # asyncio.run() installs a SIGINT handler that only cancels its main task, which is blocked
+    # here in sync code, so Ctrl-C would go unnoticed. Python's default handler raises instead.
+    previous: Any = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     thread.start()
     try:
         while not finished.wait(JOIN_POLL_INTERVAL):
@@ -131,6 +138,9 @@ def run_in_thread(main: Callable[[Interrupts], Awaitable[T]]) -> T:
         interrupts.request()
         finished.wait()
         raise
+    finally:
+        if in_main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if "error" in outcome:
         raise outcome["error"]
     if interrupts.requested:

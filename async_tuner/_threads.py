@@ -46,9 +46,19 @@ class EvaluationError(Exception):
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:
-    """Return ``("Type: message", formatted traceback)`` and clear the frames' locals."""
-    error = f"{type(exc).__name__}: {exc}"
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """Return ``("Type: message", formatted traceback)`` and clear the frames' locals.
+
+    Never raises, even for an exception whose ``__str__`` raises.
+    """
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<str() of the {type(exc).__name__} failed>"
+    error = f"{type(exc).__name__}: {message}"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        text = ""
     if exc.__traceback__ is not None:
         traceback.clear_frames(exc.__traceback__)
     exc.__traceback__ = None

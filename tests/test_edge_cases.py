@@ -161,3 +161,78 @@ async def test_thread_durations_exclude_queue_wait() -> None:
     # A trial queued behind a running one would count its wait too, about twice the sleep.
     assert all(sleep_s <= duration < 1.8 * sleep_s for duration in result.execution_times)
     assert all(later - earlier >= 0.9 * sleep_s for earlier, later in itertools.pairwise(starts))
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+def raise_unprintable(config: dict[str, Any]) -> float:
+    if config["k"] == 1:
+        raise UnprintableError
+    return float(config["x"])
+
+
+async def raise_unprintable_async(config: dict[str, Any]) -> float:
+    return raise_unprintable(config)
+
+
+@pytest.mark.parametrize(
+    ("eval_fn", "workers"),
+    [
+        pytest.param(raise_unprintable, 1, id="inline"),
+        pytest.param(raise_unprintable, 3, id="threads"),
+        pytest.param(raise_unprintable_async, 2, id="async"),
+    ],
+)
+def test_unprintable_exception_fails_its_trial(eval_fn: Any, workers: int) -> None:
+    configs = RandomTuner.generate_configs(SPACE, 9, seed=6)
+    tuner = RandomTuner(SPACE, eval_fn, budget=9, num_workers=workers, show_loading=False)
+
+    result = tuner.tune(seed=6)
+
+    errors = [trial.error for trial in tuner.trials if trial.status is TrialStatus.FAILED]
+    expected = "UnprintableError: <str() of the UnprintableError failed>"
+    assert errors == [expected] * sum(1 for c in configs if c["k"] == 1)
+    assert result.total_cost == 9
+
+
+@pytest.mark.anyio
+async def test_cancelled_run_reports_spent_cost(tmp_path: Path) -> None:
+    import json
+    import time
+
+    def slow(config: dict[str, Any]) -> float:
+        time.sleep(0.05)
+        return float(config["x"])
+
+    tuner = RandomTuner(
+        SPACE,
+        slow,
+        budget=100,
+        num_workers=4,
+        log=True,
+        log_dir=tmp_path,
+        run_dir="runs",
+        run_name="cut",
+        show_loading=False,
+    )
+    with anyio.move_on_after(0.3):
+        await tuner.tune_async(seed=1)
+
+    report = json.loads((tmp_path / "runs" / "cut" / "tuner_report.json").read_text())
+    journal = (tmp_path / "runs" / "cut" / "trials.jsonl").read_text().splitlines()
+    assert report["cost"] == len(tuner.trials)
+    assert report["cost"] == len(journal)
+
+
+def test_decimal_score_accepted() -> None:
+    from decimal import Decimal
+
+    tuner = RandomTuner(SPACE, lambda c: Decimal(str(c["x"])), budget=5, show_loading=False)
+
+    result = tuner.tune(seed=2)
+
+    configs = RandomTuner.generate_configs(SPACE, 5, seed=2)
+    assert result.score_history == [float(Decimal(str(c["x"]))) for c in configs]
