@@ -140,7 +140,7 @@ def test_eta_below_two_rejected(tuner_class: type[Tuner], eta: int) -> None:
         pytest.param({"score": 0.5}, id="dict"),
         pytest.param(complex(0.5, 1.0), id="complex"),
         pytest.param(True, id="bool"),
-        pytest.param(Decimal("0.5"), id="decimal"),
+        pytest.param(Decimal("sNaN"), id="decimal-signalling-nan"),
         pytest.param(np.array([0.5]), id="numpy-array"),
     ],
 )
