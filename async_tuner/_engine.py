@@ -231,14 +231,19 @@ class Tuner:
         rng = random.Random(
             seed if seed is not None else random.SystemRandom().getrandbits(SEED_BITS)
         )
-        run = Run(
-            self,
-            inline=inline,
-            interrupts=interrupts,
-            log=run_log,
-            replay=replay,
-            strategy_name=strategy,
-        )
+        try:
+            run = Run(
+                self,
+                inline=inline,
+                interrupts=interrupts,
+                log=run_log,
+                replay=replay,
+                strategy_name=strategy,
+            )
+        except BaseException:
+            if run_log is not None:
+                run_log.unlock()
+            raise
         self._run = run
         self.trials = run.trials
         scope = run.root_scope(rng)
@@ -268,7 +273,10 @@ class Tuner:
             run.close()
             self._run = None
             if run_log is not None:
-                self._write_report(run_log, run)
+                try:
+                    self._write_report(run_log, run)
+                finally:
+                    run_log.unlock()
         result = run.result()
         logger.info(
             "%s finished: best score %r at cost %s", strategy, result.best_score, result.total_cost

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -39,6 +40,7 @@ RUN_FILE = "run.json"
 TEXT_LOG_FILE = "log.txt"
 TRIALS_FILE = "trials.jsonl"
 REPORT_FILE = "tuner_report.json"
+LOCK_FILE = "run.lock"
 
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -154,6 +156,27 @@ def read_trials(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], int
     return records, valid_length
 
 
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        # NOTE: os.kill(pid, 0) would terminate the process on Windows, so there every existing
+        # lock counts as held, and a stale one must be deleted by hand.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
 def _timestamp() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -173,6 +196,7 @@ class RunLog:
         self._loop_thread = threading.get_ident()
         self._wake: Callable[[Callable[[], object]], None] | None = None
         self._pending = 0  # lines queued and not yet written
+        self._locked = False
         self._caught_up: anyio.Event | None = None
 
     @property
@@ -197,6 +221,7 @@ class RunLog:
         journal line off so that appended records start on a line of their own.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock()
         records: list[dict[str, Any]] = []
         if resume and self.trials_path.exists():
             records, valid_length = read_trials(self.trials_path)
@@ -210,6 +235,38 @@ class RunLog:
         with open(self.directory / TEXT_LOG_FILE, mode, encoding="utf-8") as text_log:
             text_log.write(f"{_timestamp()} {header}\n")
         return records
+
+    def _lock(self) -> None:
+        """Mark the folder as in use by this process, so that no second run appends to it.
+
+        Raises:
+            ResumeError: a live process, this one included, holds the folder.
+        """
+        path = self.directory / LOCK_FILE
+        while True:
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _lock_owner(path)
+                if owner is not None and _process_alive(owner):
+                    msg = (
+                        f"{self.directory} is in use by another run (process {owner}); wait for "
+                        "it to end or stop it, or choose another run_name"
+                    )
+                    raise ResumeError(msg) from None
+                # The owner is gone (killed or crashed), so the lock is stale.
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(descriptor, "w") as lock:
+                lock.write(str(os.getpid()))
+            self._locked = True
+            return
+
+    def unlock(self) -> None:
+        """Release the folder for later runs and resumes."""
+        if self._locked:
+            (self.directory / LOCK_FILE).unlink(missing_ok=True)
+            self._locked = False
 
     async def run_writer(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         """Write queued lines until ``aclose``; to be started in the run's task group.

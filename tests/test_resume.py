@@ -553,3 +553,57 @@ def test_resume_true_without_logged_run(tmp_path: Path) -> None:
         tuner.tune(seed=1)
 
     assert calls == []
+
+
+def test_run_folder_in_use_rejected(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "runs" / "busy"
+    folder.mkdir(parents=True)
+    # A live process other than this one: the parent of the test process.
+    (folder / "run.lock").write_text(str(os.getppid()))
+    tuner = RandomTuner(
+        {"x": {"range": (0.0, 1.0)}},
+        lambda config: config["x"],
+        budget=3,
+        log=True,
+        log_dir=tmp_path,
+        run_dir="runs",
+        run_name="busy",
+        resume="auto",
+        show_loading=False,
+    )
+
+    with pytest.raises(ResumeError, match="in use by another run"):
+        tuner.tune(seed=1)
+
+
+def test_stale_run_lock_taken_over(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    folder = tmp_path / "runs" / "stale"
+    folder.mkdir(parents=True)
+    (folder / "run.lock").write_text(finished.stdout.strip())
+    tuner = RandomTuner(
+        {"x": {"range": (0.0, 1.0)}},
+        lambda config: config["x"],
+        budget=3,
+        log=True,
+        log_dir=tmp_path,
+        run_dir="runs",
+        run_name="stale",
+        resume="auto",
+        show_loading=False,
+    )
+
+    result = tuner.tune(seed=1)
+
+    assert result.total_cost == 3
+    assert not (folder / "run.lock").exists()
