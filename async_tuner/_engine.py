@@ -34,7 +34,7 @@ def _identity(output: Any) -> Any:
 
 
 class Tuner:
-    """Base class of the strategies: holds the arguments and runs a strategy on the worker pool.
+    """Base class of the strategies: stores the arguments and runs a strategy on the worker pool.
 
     The first fourteen parameters are those of ``rekall.tuner.Tuner``, in the same order and
     with the same defaults.

@@ -7,9 +7,9 @@ Layout of one run's folder:
 - ``trials.jsonl``: one JSON object per finished trial, appended and flushed as it finishes.
 - ``tuner_report.json``: the original report's keys, written when the run ends.
 
-Each trial line goes to the file in one write of whole lines, so a ``kill -9`` can tear only
-the last line; ``read_trials`` skips a torn last line and reports it, and a resumed run cuts it
-off before appending.
+Trial lines go to the file in writes of whole lines, so a ``kill -9`` can tear only the last
+line. ``read_trials`` skips a torn last line and reports it, and a resumed run cuts it off
+before appending.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class RunLog:
         return self.directory / TRIALS_FILE
 
     def read_run_info(self) -> dict[str, Any] | None:
-        """Return the stored run description, or None when the folder holds no run."""
+        """Return the stored run description, or None when the folder contains no run."""
         path = self.directory / RUN_FILE
         if not path.exists():
             return None
@@ -240,7 +240,7 @@ class RunLog:
         """Mark the folder as in use by this process, so that no second run appends to it.
 
         Raises:
-            ResumeError: a live process, this one included, holds the folder.
+            ResumeError: a live process, this one included, has locked the folder.
         """
         path = self.directory / LOCK_FILE
         while True:

@@ -127,7 +127,7 @@ class Scope:
         )
 
     def is_better(self, a: float | None, b: float | None) -> bool:
-        """Whether score ``a`` is strictly better than ``b``; None and NaN are worst."""
+        """Return whether score ``a`` is strictly better than ``b``; None and NaN rank last."""
         return self._run.is_better(a, b)
 
     def log_msg(self, msg: str) -> None:
@@ -551,7 +551,7 @@ class Run:
     # ----------------------------------------------------------------- best
 
     def is_better(self, a: float | None, b: float | None) -> bool:
-        """Whether score ``a`` is strictly better than ``b``; None and NaN are worst."""
+        """Return whether score ``a`` is strictly better than ``b``; None and NaN rank last."""
         if a is None or math.isnan(a):
             return False
         if b is None or math.isnan(b):
@@ -559,8 +559,9 @@ class Run:
         return a > b if self.maximize else a < b
 
     def beats(self, trial: Trial, incumbent: Trial) -> bool:
-        """Whether finite-scored ``trial`` replaces ``incumbent`` as best; on equal scores the
-        earlier wins.
+        """Return whether finite-scored ``trial`` replaces ``incumbent`` as best.
+
+        On equal scores the earlier trial wins.
 
         "Earlier" is the order in which the strategy asked for the trials, so the best does not
         depend on which trial finished first.
