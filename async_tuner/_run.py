@@ -12,6 +12,7 @@ by nested scopes), and the per-trial timeout starts only once it has a slot.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import math
@@ -250,6 +251,8 @@ class Run:
             self._replay.setdefault(key, deque()).append(record)
         self._next_id = 1 + max((int(record["trial_id"]) for record in replay), default=-1)
         self._known_best: tuple[float, dict[str, Any]] | None = None
+        self._checked_plain_call = False
+        self._checked_resource_call = False
         if tuner.start_config is not None and tuner.start_score is not None:
             self._known_best = (float(tuner.start_score), tuner.start_config)
 
@@ -309,6 +312,13 @@ class Run:
             self._stop("the time budget of %s s is over", self.tuner.time_budget)
             return None
         cost = 1 if resource is None else resource
+        if resource is None:
+            if not self._checked_plain_call:
+                self._checked_plain_call = True
+                _check_signature(self._eval_fn, ("config",))
+        elif not self._checked_resource_call:
+            self._checked_resource_call = True
+            _check_signature(self._eval_fn, ("config", "resource"))
         if rung is None:
             rung = scope.rung
         if not scope._reserve(cost):
@@ -636,6 +646,23 @@ class WorkerSlots:
             self._waiters.popleft().set()
         else:
             self._free += 1
+
+
+def _check_signature(eval_fn: Callable[..., Any], arguments: tuple[str, ...]) -> None:
+    """Raise TypeError before the first trial if ``eval_fn`` cannot take these arguments."""
+    try:
+        signature = inspect.signature(eval_fn)
+    except (TypeError, ValueError):  # no signature to read, e.g. some builtins
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        mode = "in resource mode " if len(arguments) == 2 else ""
+        msg = (
+            f"eval_fn must accept ({', '.join(arguments)}) {mode}as positional arguments "
+            f"(got {getattr(eval_fn, '__qualname__', repr(eval_fn))}{signature})"
+        )
+        raise TypeError(msg) from None
 
 
 def _replay_key(config: Mapping[str, Any], resource: Any, bracket: Any, rung: Any) -> ReplayKey:

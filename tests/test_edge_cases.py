@@ -236,3 +236,26 @@ def test_decimal_score_accepted() -> None:
 
     configs = RandomTuner.generate_configs(SPACE, 5, seed=2)
     assert result.score_history == [float(Decimal(str(c["x"]))) for c in configs]
+
+
+def test_eval_fn_wrong_arity_rejected_before_trials() -> None:
+    calls: list[Any] = []
+
+    def two_arguments(config: dict[str, Any], extra: int) -> float:
+        calls.append(config)
+        return 0.0
+
+    tuner = RandomTuner(SPACE, two_arguments, budget=4, num_workers=2, show_loading=False)
+
+    with pytest.raises(TypeError, match=r"eval_fn must accept \(config\)"):
+        tuner.tune(seed=1)
+    assert calls == []
+
+
+def test_resource_mode_needs_two_arguments() -> None:
+    calls: list[Any] = []
+    tuner = SuccessiveHalvingTuner(SPACE, calls.append, budget=10, show_loading=False)
+
+    with pytest.raises(TypeError, match=r"eval_fn must accept \(config, resource\) in resource"):
+        tuner.tune(eta=2, N=2, K=2, T=1, seed=1)
+    assert calls == []
