@@ -29,7 +29,11 @@ def record_thread(config: dict[str, Any]) -> str:
 def dask_executor() -> Iterator[Any]:
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            # A free port on loopback: a fixed one clashes with any other cluster on the machine.
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
