@@ -22,7 +22,7 @@ from ._journal import RunLog, to_jsonable
 from ._run import Run, Scope
 from ._runner import Interrupts, loop_running, run_here, run_in_thread
 from ._space import SearchSpace
-from ._types import ResumeError, TuneResult
+from ._types import ResumeError, Trial, TuneResult
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Tuner:
         self.trial_timeout = trial_timeout
         self.time_budget = time_budget
         self.resume = resume
-        self.trials: list[Any] = []
+        self.trials: list[Trial] = []
         self.log_path: Path | None = None
         self._run: Run | None = None
 
