@@ -62,7 +62,7 @@ class Tuner:
             work) or any ``concurrent.futures.Executor``, such as a Dask client's
             ``get_executor()``, which is used as given and not shut down.
         trial_timeout: Seconds an evaluation may run before it is recorded as timed out.
-            Process workers are killed and replaced, async evaluations cancelled; a thread
+            Process workers are killed and replaced, and async evaluations cancelled. A thread
             cannot be killed, so the engine stops waiting for it and warns once per run.
         time_budget: Seconds after which no new trial starts; the run returns the best so far.
         resume: Continue the run logged at ``log_dir/run_dir/run_name``, replaying the trials

@@ -57,7 +57,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float):
         if math.isfinite(value):
             return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        if math.isnan(value):
+            return "NaN"
+        return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, Mapping):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -217,8 +219,8 @@ class RunLog:
     ) -> list[dict[str, Any]]:
         """Create or reopen the folder and return the journal records to replay.
 
-        A new run writes ``run.json`` and starts the text log; a resumed run cuts a torn last
-        journal line off so that appended records start on a line of their own.
+        A new run writes ``run.json`` and starts the text log. A resumed run cuts a torn last
+        journal line off, so that appended records start on a line of their own.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock()

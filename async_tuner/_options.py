@@ -21,7 +21,7 @@ def describe(value: Any) -> str:
 
 
 def is_real(value: Any) -> bool:
-    """Whether ``value`` is a real number (``decimal.Decimal`` included) and not a bool."""
+    """Return whether ``value`` is a real number (``decimal.Decimal`` included) and not a bool."""
     return isinstance(value, (numbers.Real, decimal.Decimal)) and not isinstance(value, bool)
 
 

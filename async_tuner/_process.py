@@ -32,6 +32,8 @@ import cloudpickle
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from ._threads import EvaluationError
+
 logger = logging.getLogger(__name__)
 
 # Header of every frame in both directions: the length in bytes of the pickle that follows.
@@ -49,24 +51,17 @@ _PIPE_ERRORS = (
 )
 
 
-class WorkerEvaluationError(Exception):
+class WorkerEvaluationError(EvaluationError):
     """Raised by ProcessWorkers.run when the evaluation failed in the worker.
 
-    Only text crosses the process boundary, never the exception object.
-
-    Attributes:
-        error: ``"TypeName: message"`` of the original exception, or a description of how the
-            worker failed, such as ``"worker process exited with code 3"``.
-        traceback: Formatted traceback text from the worker, ``""`` if there is none.
+    Only text crosses the process boundary, never the exception object. ``error`` is
+    ``"TypeName: message"`` of the original exception, or a description of how the worker
+    failed, such as ``"worker process exited with code 3"``. ``traceback`` is the formatted
+    traceback text from the worker, ``""`` if there is none.
     """
 
     def __init__(self, error: str, traceback: str = "") -> None:
         super().__init__(error, traceback)
-        self.error = error
-        self.traceback = traceback
-
-    def __str__(self) -> str:
-        return self.error
 
 
 def encode_frame(payload: bytes) -> bytes:

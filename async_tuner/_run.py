@@ -29,7 +29,7 @@ import anyio.lowlevel
 
 from ._journal import RunLog, record_to_trial, to_jsonable
 from ._options import is_real
-from ._process import ProcessWorkers, WorkerEvaluationError
+from ._process import ProcessWorkers
 from ._progress import Progress
 from ._runner import Interrupts
 from ._space import SearchSpace, config_key
@@ -469,8 +469,6 @@ class Run:
                 trial.started_at = exc.started_at
                 trial.finished_at = exc.started_at + exc.duration
                 start = time.perf_counter() - exc.duration
-            self._fail(trial, exc.error, exc.traceback, start=start)
-        except WorkerEvaluationError as exc:
             self._fail(trial, exc.error, exc.traceback, start=start)
         except (Exception, SystemExit) as exc:
             self._fail(trial, *describe_exception(exc), start=start)

@@ -112,9 +112,9 @@ class _Job:
 class ThreadWorkers:
     """Run a sync function in up to ``num_workers`` daemon threads.
 
-    At most ``num_workers`` threads run at once; calls beyond that wait in a queue, so a caller
-    that keeps one call queued per thread lets each thread start its next evaluation without a
-    round trip through the event loop.
+    At most ``num_workers`` threads run at once, and calls beyond that wait in a queue. A caller
+    that keeps one call queued per thread thus lets each thread start its next evaluation without
+    a round trip through the event loop.
 
     When ``run`` is cancelled while its job runs, the thread is abandoned (Python cannot stop a
     thread) and a new one takes its place.

@@ -20,7 +20,7 @@ class TrialStatus(enum.StrEnum):
 class Trial:
     """One evaluation of one configuration.
 
-    ``score`` is set for trials with status ``ok`` and may be NaN. ``error`` holds the error's
+    ``score`` is set for trials with status ``ok`` and may be NaN. ``error`` contains the error's
     type and message as text and ``traceback`` the formatted traceback; no exception object is
     kept, so a failed evaluation's frames are freed at once. ``duration`` is in seconds,
     ``started_at`` and ``finished_at`` are Unix timestamps.

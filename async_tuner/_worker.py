@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
     if init is None:
         return
     function_or_error = _load_function(init)
-    # An empty frame tells the parent that the function is loaded, so that the time this took
+    # An empty frame signals to the parent that the function is loaded, so that the time this took
     # does not count toward the first call's timeout.
     replies.write(encode_frame(b""))
     replies.flush()

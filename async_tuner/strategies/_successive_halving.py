@@ -169,7 +169,7 @@ def check_inner_tuner(tuner: object, tuner_params: object) -> dict[str, Any]:
 
 
 def _is_strategy(tuner: type[Tuner]) -> bool:
-    """Whether a class below ``Tuner`` in the hierarchy defines ``tune_impl``."""
+    """Return whether a class below ``Tuner`` in the hierarchy defines ``tune_impl``."""
     return any("tune_impl" in vars(cls) for cls in tuner.__mro__ if cls is not Tuner)
 
 
